@@ -74,16 +74,23 @@ def write_table(rows: Iterable[Mapping[str, Any]] | pa.Table, schema: pa.Schema,
     return table.num_rows
 
 
-def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
-    """Read a Parquet artifact; with `schema`, fail clearly when a required column is missing."""
-    if not path.exists():
+def require_columns(path: Path, schema: pa.Schema) -> None:
+    """Fail clearly, naming the file and columns, when an input lacks what a stage reads."""
+    if not Path(path).exists():
         raise StageError(f"{path}: input file does not exist")
-    table = pq.read_table(path)
+    have = pq.read_schema(path).names
+    missing = [n for n in schema.names if n not in have]
+    if missing:
+        raise StageError(f"{path}: missing column(s) {missing}; expected the schema of {schema.names}")
+
+
+def read_table(path: Path, schema: pa.Schema | None = None) -> pa.Table:
+    """Read a whole Parquet artifact (small ones: leaks, records, metrics), checking its columns."""
     if schema is not None:
-        missing = [n for n in schema.names if n not in table.column_names]
-        if missing:
-            raise StageError(f"{path}: missing column(s) {missing}; expected the schema of {schema.names}")
-    return table
+        require_columns(path, schema)
+    elif not Path(path).exists():
+        raise StageError(f"{path}: input file does not exist")
+    return pq.read_table(path)
 
 
 class Rejects:

@@ -25,3 +25,6 @@ def configure_env(cache_root: Path | None = None) -> None:
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
         os.environ.setdefault("VLLM_CPU_NUM_OF_RESERVED_CPU", "0")
         os.environ.setdefault("VLLM_TARGET_DEVICE", "cpu")
+        # Engine core in this process: each spawned process re-imports torch + vLLM (~15 s per
+        # process on 2 cores), which cost more than the overlap it buys on a CPU.
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")

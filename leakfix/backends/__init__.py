@@ -25,6 +25,12 @@ class SamplingConfig(StageConfig):
     seed: int = Field(0, description="base seed; each prompt gets a stable seed derived from it and its id")
     logprobs: int = Field(5, ge=0, le=20, description="top-k (id, logprob) captured per generated position")
 
+    @model_validator(mode="after")
+    def _check(self) -> "SamplingConfig":
+        if self.temperature == 0.0 and self.n > 1:
+            raise ValueError("temperature 0 is greedy: every sample would be identical, set n: 1")
+        return self
+
 
 class EngineConfig(StageConfig):
     backend: Literal["vllm", "hf"] = Field("vllm", description="vllm (default) or transformers generate")
@@ -69,6 +75,19 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def eos_token_ids(model: str, revision: str | None = None, trust_remote_code: bool = False) -> set[int]:
+    """Ids that end a response: generation_config's eos list, else the tokenizer's eos."""
+    from transformers import AutoTokenizer, GenerationConfig
+
+    try:
+        eos = GenerationConfig.from_pretrained(model, revision=revision).eos_token_id
+    except OSError:
+        eos = None
+    if eos is None:
+        eos = AutoTokenizer.from_pretrained(model, revision=revision, trust_remote_code=trust_remote_code).eos_token_id
+    return set([eos] if isinstance(eos, int) else eos)
 
 
 def load_backend(model: str, engine: EngineConfig) -> Backend:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import gc
 import logging
 
-from leakfix.backends import Completion, EngineConfig, Request, SamplingConfig
-from leakfix.runtime import configure_env
+from leakfix.backends import Completion, EngineConfig, Request, SamplingConfig, eos_token_ids
+from leakfix.runtime import configure_env, has_cuda_gpu
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +30,12 @@ class VLLMBackend:
         )
         if engine.data_parallel_size > 1:
             kwargs["data_parallel_size"] = engine.data_parallel_size
-        from leakfix.runtime import has_cuda_gpu
-
         if has_cuda_gpu():
             kwargs["gpu_memory_utilization"] = engine.gpu_memory_utilization
+        elif engine.tensor_parallel_size == 1 and engine.data_parallel_size == 1:
+            kwargs["distributed_executor_backend"] = "uni"  # one worker: keep it in this process
         self.llm = LLM(**kwargs)
+        self.eos_ids = eos_token_ids(model, engine.revision, engine.trust_remote_code)
 
     def generate(self, requests: list[Request], sampling: SamplingConfig) -> list[list[Completion]]:
         from vllm import SamplingParams
@@ -54,21 +55,24 @@ class VLLMBackend:
             for r in requests
         ]
         outputs = self.llm.generate(prompts, params, use_tqdm=True)
-        return [[_completion(o, sampling.logprobs) for o in out.outputs] for out in outputs]
+        return [[_completion(o, sampling.logprobs, self.eos_ids) for o in out.outputs] for out in outputs]
 
     def close(self) -> None:
         # Free the engine (and its worker processes) before another model is loaded.
         llm = getattr(self, "llm", None)
         if llm is not None:
-            shutdown = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
-            if shutdown is not None and hasattr(shutdown, "shutdown"):
-                shutdown.shutdown()
+            core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+            if core is not None and hasattr(core, "shutdown"):
+                core.shutdown()
             del self.llm
         gc.collect()
 
 
-def _completion(o, k: int) -> Completion:
+def _completion(o, k: int, eos_ids: set[int]) -> Completion:
     ids = list(o.token_ids)
+    # vLLM keeps the EOS token in token_ids; the contract stores the response without it.
+    if ids and ids[-1] in eos_ids and o.finish_reason == "stop":
+        ids = ids[:-1]
     tok_lp: list[float] = []
     top_ids: list[list[int]] = []
     top_lps: list[list[float]] = []
