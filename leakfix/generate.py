@@ -11,6 +11,8 @@ import hashlib
 import json
 import logging
 import shutil
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Literal
 
@@ -55,6 +57,15 @@ def select_prompts(prompts: list[Prompt], split: str, max_prompts: int | None) -
     return chosen[:max_prompts] if max_prompts else chosen
 
 
+@dataclass
+class GenStats:
+    prompts: int = 0  # prompts answered (not rejected)
+    rows: int = 0  # responses in the output file
+    new_tokens: int = 0  # tokens generated in this call (resumed parts excluded)
+    engine_s: float = 0.0  # loading the model / starting the engine
+    gen_s: float = 0.0  # generating + writing parts
+
+
 def generate_rows(
     make_backend: Callable[[], Backend],
     tokenizer,
@@ -72,8 +83,9 @@ def generate_rows(
     rejects: Rejects,
     source: Path,
     row_of: dict[str, int],
-) -> tuple[int, int]:
-    """Generate for `prompts` into `out_path`, resuming from finished parts. Returns (prompts done, rows)."""
+) -> GenStats:
+    """Generate for `prompts` into `out_path`, resuming from finished parts."""
+    stats = GenStats()
     backend: Backend | None = None
     requests: list[tuple[Prompt, list[int]]] = []
     for p in prompts:
@@ -92,7 +104,10 @@ def generate_rows(
                 continue
             chunk = requests[part * chunk_size : (part + 1) * chunk_size]
             if backend is None:
+                t0 = time.perf_counter()
                 backend = make_backend()
+                stats.engine_s = time.perf_counter() - t0
+            t0 = time.perf_counter()
             log.info("generate: part %d/%d, %d prompts × %d samples (%s)", part + 1, n_parts, len(chunk), sampling.n, role)
             outs = backend.generate([Request(ids, request_seed(sampling.seed, p.id)) for p, ids in chunk], sampling)
             rows = []
@@ -109,13 +124,18 @@ def generate_rows(
                         }
                     )
             write_table(rows, GENERATIONS, path)
+            stats.new_tokens += sum(len(r["token_ids"]) for r in rows)
+            stats.gen_s += time.perf_counter() - t0
     finally:
         if backend is not None:
             backend.close()
     parts = sorted(parts_dir.glob("part-*.parquet"))
     table = pa.concat_tables([pq.read_table(p, schema=GENERATIONS) for p in parts]) if parts else GENERATIONS.empty_table()
-    n = write_table(table, GENERATIONS, out_path)
-    return len(requests), n
+    stats.rows = write_table(table, GENERATIONS, out_path)
+    stats.prompts = len(requests)
+    if stats.gen_s:
+        log.info("generate: %d new tokens in %.1fs (%.0f tokens/s), engine start %.1fs", stats.new_tokens, stats.gen_s, stats.new_tokens / stats.gen_s, stats.engine_s)
+    return stats
 
 
 def prepare_parts_dir(parts_dir: Path, fp: dict) -> None:
@@ -144,7 +164,7 @@ def run(config: GenerateConfig, prompts: Path, model: str, out_dir: Path, force:
         if force and parts.exists():
             shutil.rmtree(parts)
         prepare_parts_dir(parts, fingerprint(config, inputs))
-        done, rows = generate_rows(
+        st = generate_rows(
             lambda: load_backend(model, config.engine), tok, chosen, config.sampling,
             model_id=str(model), model_revision=config.engine.revision, role="mine",
             max_model_len=config.engine.max_model_len, system_prompt=config.system_prompt,
@@ -153,8 +173,9 @@ def run(config: GenerateConfig, prompts: Path, model: str, out_dir: Path, force:
         )
         rejects.write(out)
         return Counts(
-            rows_in=len(chosen) + malformed, rows_out=rows, rows_rejected=len(rejects), rows_accounted=done,
-            extra={"prompts": len(chosen), "samples_per_prompt": config.sampling.n},
+            rows_in=len(chosen) + malformed, rows_out=st.rows, rows_rejected=len(rejects), rows_accounted=st.prompts,
+            extra={"prompts": len(chosen), "samples_per_prompt": config.sampling.n, "new_tokens": st.new_tokens,
+                   "engine_s": round(st.engine_s, 2), "gen_s": round(st.gen_s, 2)},
         )
 
     return run_stage("generate", config, inputs, out_dir, body, force=force)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import logging
 import os
 from pathlib import Path
 
@@ -14,8 +12,6 @@ from leakfix import STAGES
 from leakfix.artifacts import Counts, StageResult, load_manifest, read_table, run_stage
 from leakfix.config import StageConfig
 from leakfix.schemas import METRICS
-
-log = logging.getLogger(__name__)
 
 
 class ReportConfig(StageConfig):
