@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -24,7 +25,9 @@ ForceOpt = typer.Option(False, "--force", help="rerun even when the stage's mani
 
 def _setup() -> None:
     configure_env()
-    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=console, show_path=False)])
+    # Logs on stderr, never wrapped at 80 columns when piped to a file (CI, make).
+    log_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", handlers=[RichHandler(console=log_console, show_path=False)])
 
 
 def _run(stages: list[str], config: Optional[Path], run_dir: Path, overrides: list[str], force: bool) -> None:

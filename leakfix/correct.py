@@ -47,15 +47,16 @@ def _single_token(tokenizer, text: str) -> int | None:
 
 def bad_set(tokenizer, cfg: CorrectConfig, leaked_id: int, leaked_text: str, topk: list[int], lang: str) -> list[int]:
     bad = [leaked_id]
+    # Candidates the model actually weighs come first; spelling variants fill what is left.
+    if cfg.foreign_topk_as_bad:
+        for t in topk:
+            if t not in bad and token_class(tokenizer.decode([t]), lang) == "foreign":
+                bad.append(t)
     if cfg.space_variants:
         word = leaked_text.strip()
         for v in (word, " " + word, word.capitalize(), " " + word.capitalize()):
             t = _single_token(tokenizer, v) if word else None
             if t is not None and t not in bad:
-                bad.append(t)
-    if cfg.foreign_topk_as_bad:
-        for t in topk:
-            if t not in bad and token_class(tokenizer.decode([t]), lang) == "foreign":
                 bad.append(t)
     return bad[: cfg.max_bad]
 

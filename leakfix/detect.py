@@ -1,54 +1,74 @@
 """Stage `detect`: find wrong-language spans in responses and map them onto generated tokens.
 
-Candidates are runs of letters outside the expected language's native scripts (Latin in
-Japanese, Simplified-only Han in Japanese, Hangul in Japanese, Latin in Korean/Russian…) plus
-words that are written with native characters but belong to another language (但是 in
-Japanese). Named exclusion rules drop what is not a leak (URLs, code, acronyms, units, terms the
-prompt used, glosses in parentheses), so every kept or dropped span says why. fastText labels
-each kept span and each line (for the Language Confusion Benchmark's line-level figures).
+Candidates come from compiled regexes over the language's character classes (langs.py):
+maximal runs of letters in a non-native script, joined across spaces/hyphens/apostrophes
+("ultimately", "Main Street"); Han characters whose form the language does not write (们 in
+Japanese); letters of a sibling language (ы in Ukrainian); words of native characters that
+belong to another language (但是 in Japanese); and, with fastText, whole lines in another
+language that carry none of the language's marker scripts (a Chinese sentence in a Japanese
+answer). Named exclusion rules then drop what is not a leak (URLs, code, units, acronyms,
+identifiers, prompt terms, glosses, quoted mentions, proper nouns, single letters); dropped
+spans are kept with their rule so every decision can be audited.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
+import os
 import re
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
+from typing import Any, Callable
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from pydantic import Field
 from tqdm import tqdm
 
 from leakfix import lid
-from leakfix.artifacts import Counts, Rejects, StageResult, require_columns, run_stage, write_table
+from leakfix.artifacts import Counts, Rejects, StageError, StageResult, require_columns, run_stage
 from leakfix.config import StageConfig
-from leakfix.langs import char_is_native, char_script, get_profile
+from leakfix.langs import (
+    CASED, LEAK_PRONE_WORDS, SCRIPT_WEIGHT, UNSPACED, LangProfile, all_scripts, char_is_native, char_script,
+    foreign_class, foreign_han, get_profile, script_class,
+)
 from leakfix.schemas import DETECTIONS, GENERATIONS, LEAKS
-from leakfix.tokens import token_bytes, token_char_offsets
+from leakfix.tokens import decode_with_offsets, token_span
 
 log = logging.getLogger(__name__)
 
-_JOINERS = set(" -'’")
-_URL = re.compile(r"(?:https?://|www\.)\S+|[\w.+-]+@[\w-]+\.[\w.-]+")
-_CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)
-_UNIT = re.compile(r"\d[\d.,]*\s*$")
-_PAREN = re.compile(r"[（(]([^（）()]{1,60})[）)]")
-
 
 class DetectConfig(StageConfig):
-    use_lid: bool = Field(True, description="label kept spans and lines with fastText")
-    min_span_letters: int = Field(1, ge=1, description="ignore foreign runs with fewer letters")
-    wrong_language_threshold: float = Field(0.5, gt=0, le=1, description="fastText score (or, without LID, share of foreign letters) from which a whole response counts as wrong-language")
+    use_lid: bool = Field(True, description="run fastText on kept spans, on each line (line counts) and on whole responses (wrong-language verdict)")
+    lid_min_score: float = Field(0.5, ge=0, le=1, description="a fastText label counts as evidence of another language only at this score or above")
+    line_min_letters: int = Field(4, ge=1, description="lines with fewer letters are not language-identified (headings, list markers)")
+    lid_lines: bool = Field(True, description="a line fastText assigns to another language with no marker script of the expected one (no kana in Japanese) is a leak")
+    lid_line_min_score: float = Field(0.9, ge=0, le=1, description="fastText score needed for such a whole-line leak (lid_min_score suffices when the line also holds a foreign Han form or word)")
+    lid_line_min_letters: int = Field(8, ge=1, description="letters a line needs before it can be a whole-line leak")
+    min_span_chars: int = Field(2, ge=1, description="spans of alphabetic scripts with fewer letters are dropped (x, A社); one Han/kana/Hangul character still counts")
+    wrong_language_threshold: float = Field(0.5, gt=0, le=1, description="share of the response's letters (ideographs and Hangul weigh 2) in kept spans above which the verdict is wrong_language (with use_lid, fastText must agree)")
+    acronym_max_letters: int = Field(5, ge=1, description="all-caps words up to this length are acronyms (API, GPU, NASA)")
     allow_urls: bool = Field(True, description="URLs and e-mail addresses are not leaks")
-    allow_code: bool = Field(True, description="`inline code` and ``` blocks are not leaks")
-    allow_acronyms: bool = Field(True, description="all-caps tokens of ≤ 5 letters (API, GPU) and tokens with digits (GPT-4) are not leaks")
-    allow_units: bool = Field(True, description="a unit right after a number (5 km, 3GB) is not a leak")
-    allow_prompt_terms: bool = Field(True, description="a term the prompt itself used is not a leak")
-    allow_glosses: bool = Field(True, description="a parenthetical gloss right after a native term, 東京（Tokyo）, is not a leak")
-    allow_identifiers: bool = Field(True, description="CamelCase / snake_case identifiers (iPhone, JavaScript) are not leaks")
-    tokenizer: str | None = Field(None, description="tokenizer for token spans (default: the generations' model)")
+    allow_code: bool = Field(True, description="`inline code` and ``` fenced blocks are not leaks")
+    allow_math: bool = Field(True, description="$…$, $$…$$, \\(…\\), \\[…\\] math is not a leak")
+    allow_units: bool = Field(True, description="a short unit right after a number (5 km, 3GB, 25°C) is not a leak")
+    allow_acronyms: bool = Field(True, description="all-caps acronyms (API, GPUs) are not leaks")
+    allow_identifiers: bool = Field(True, description="CamelCase, dotted, snake_case and alphanumeric names (iPhone, file.py, GPT-4o, H100) are not leaks")
+    allow_prompt_terms: bool = Field(True, description="terms the prompt itself used are not leaks")
+    allow_glosses: bool = Field(True, description="a parenthetical right after a native term, 東京（Tokyo）, is not a leak")
+    allow_quotes: bool = Field(True, description="a term quoted as a mention, 「Hello」, is not a leak")
+    allow_proper_nouns: bool = Field(True, description="capitalised names (Google, Main Street) in a cased foreign script are not leaks, unless they start with a common connective (However)")
+    tokenizer: str | None = Field(None, description="tokenizer (hub id or folder) for token spans; default: each row's `model`")
+    trust_remote_code: bool = Field(False, description="passed to AutoTokenizer")
+    batch_size: int = Field(1024, ge=1, description="rows per Parquet batch (memory stays flat)")
+
+
+_DEFAULT = DetectConfig()
 
 
 @dataclass
@@ -57,217 +77,473 @@ class Span:
     end: int  # exclusive
     text: str
     script: str
-    rule: str  # why it was kept ("script", "foreign_word") or dropped ("url", "code", ...)
+    rule: str  # what found it (foreign_script, han_form, foreign_letter, foreign_word, lid_line) or, if dropped, why
     lid_label: str | None = None
     lid_score: float | None = None
+
+    @property
+    def char_start(self) -> int:
+        return self.start
+
+    @property
+    def char_end(self) -> int:
+        return self.end
 
 
 @dataclass
 class TextDetection:
     verdict: str  # clean | leaked | wrong_language
-    spans: list[Span]
-    dropped: list[Span] = field(default_factory=list)
-    n_lines: int = 0
-    n_lines_wrong: int = 0
+    spans: list[Span]  # the leaks
+    dropped: list[Span] = field(default_factory=list)  # candidates an exclusion rule dropped (rule = its name)
+    foreign_share: float = 0.0  # weighted share of letters inside leaks
+    lid_label: str | None = None  # whole response, when it was needed for the verdict
+    lid_score: float | None = None
+    n_lines: int = 0  # lines with at least line_min_letters letters
+    n_lines_wrong: int | None = None  # of those, fastText says another language (None without LID)
     n_words: int = 0
-    n_words_wrong: int = 0
+    n_words_wrong: int = 0  # words inside leaks
 
 
-def _candidates(text: str, profile) -> tuple[list[Span], int, int]:
-    """Runs of foreign letters (joined across spaces/hyphens), plus the letter counts."""
-    spans: list[Span] = []
-    n_letters = n_foreign = 0
-    start = last = -1
-    for i, ch in enumerate(text):
-        script = char_script(ch)
-        if script == "Common":
-            if start >= 0 and ch not in _JOINERS:
-                spans.append(Span(start, last + 1, text[start : last + 1], char_script(text[start]), "script"))
-                start = -1
+# ---------------------------------------------------------------------------------------------
+# Patterns, compiled once per language.
+_JOIN = r"[ \t\u00a0\u2009\u202f\-\u2010\u2011'\u2019\u0300-\u036f\u200c\u200d]"
+_URL = re.compile(r"(?:https?|ftp)://[!-~]+|www\.[A-Za-z0-9-]+\.[!-~]+|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+_CODE = re.compile(r"```.*?(?:```|\Z)|`[^`\n]+`", re.S)
+_MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+\$|\\\(.+?\\\)|\\\[.+?\\\]", re.S)
+_PAREN = re.compile(r"[(（]([^()（）\n]{1,100})[)）]")
+_QUOTES = {"「": "」", "『": "』", "“": "”", "‘": "’", '"': '"', "'": "'", "«": "»", "„": "“", "‹": "›", "《": "》"}
+_LETTERS = re.compile(r"[^\W\d_]+")  # words for the casing rules (Python's letters)
+_CONNECTORS = frozenset("of the and de la le du des von van der den del di da y e et und & for".split())
+_PROTECTORS: list[tuple[str, str, re.Pattern[str], Callable[[str], bool]]] = [
+    ("url", "allow_urls", _URL, lambda t: "://" in t or "www." in t or "@" in t),
+    ("code", "allow_code", _CODE, lambda t: "`" in t),
+    ("math", "allow_math", _MATH, lambda t: "$" in t or "\\(" in t or "\\[" in t),
+]
+_ALL_LETTERS = script_class(*all_scripts())
+_NOT_LETTER = re.compile(f"[^{_ALL_LETTERS}]+")
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    profile: LangProfile
+    runs: re.Pattern[str]  # runs of foreign-script letters
+    foreign: re.Pattern[str]  # one foreign-script letter
+    han: re.Pattern[str] | None  # Han characters of a foreign form
+    letters: re.Pattern[str] | None  # sibling-language letters
+    words: re.Pattern[str] | None  # foreign words of native characters
+    word: re.Pattern[str]  # one "word": a run of one native script, or of foreign letters
+    marker: re.Pattern[str] | None  # a letter proving the language (kana for Japanese)
+    heavy: dict[str, re.Pattern[str]]  # letters whose weight is not 1
+
+
+@lru_cache(maxsize=None)
+def _patterns(lang: str) -> _Patterns:
+    p = get_profile(lang)
+    F = foreign_class(lang)
+    fh = foreign_han(lang)
+    han = "".join(f"\\u{a:04x}-\\u{b:04x}" for a, b in fh)
+    words = "|".join(re.escape(w) for w in p.foreign_words)
+    native = [s for s in sorted(p.scripts)]
+    markers = [s for s in native if s in ("Hiragana", "Katakana")] if p.han_forms == "ja" else []
+    return _Patterns(
+        profile=p,
+        runs=re.compile(f"[{F}]+(?:(?:{_JOIN}+|[.&])[{F}]+)*"),
+        foreign=re.compile(f"[{F}]"),
+        han=re.compile(f"[{han}]+") if han else None,
+        letters=re.compile(f"[{re.escape(p.foreign_letters)}]") if p.foreign_letters else None,
+        words=re.compile(words) if words else None,
+        word=re.compile("|".join(f"[{script_class(s)}]+" for s in native) + f"|[{F}]+"),
+        marker=re.compile(f"[{script_class(*markers)}]") if markers else None,
+        heavy={s: re.compile(f"[{script_class(s)}]") for s in SCRIPT_WEIGHT},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+def _split_by_script(text: str, start: int, end: int, rule: str) -> list[Span]:
+    """A run of foreign letters may change script ("Hello 한국"): one span per script."""
+    out: list[Span] = []
+    cur, a, last = None, start, start
+    for i in range(start, end):
+        s = char_script(text[i])
+        if s == "Common":
             continue
-        n_letters += 1
-        if char_is_native(ch, profile):
-            if start >= 0:
-                spans.append(Span(start, last + 1, text[start : last + 1], char_script(text[start]), "script"))
-                start = -1
-            continue
-        n_foreign += 1
-        if start < 0:
-            start = i
-        last = i
-    if start >= 0:
-        spans.append(Span(start, last + 1, text[start : last + 1], char_script(text[start]), "script"))
-    for w in profile.foreign_words:
-        for m in re.finditer(re.escape(w), text):
-            if not any(s.start <= m.start() < s.end for s in spans):
-                spans.append(Span(m.start(), m.end(), w, char_script(w[0]), "foreign_word"))
-    spans.sort(key=lambda s: s.start)
-    return spans, n_letters, n_foreign
+        if cur is not None and s != cur:
+            out.append(Span(a, last, text[a:last], cur, rule))
+            a = i
+        if cur is None or s != cur:
+            cur = s
+        last = i + 1
+    out.append(Span(a, last, text[a:last], cur or "Common", rule))
+    return out
 
 
-def _exclusion(span: Span, text: str, prompt: str | None, cfg: DetectConfig, protected: list[tuple[int, int, str]]) -> str | None:
-    for a, b, rule in protected:
-        if a <= span.start and span.end <= b:
-            return rule
-    word = span.text.strip()
-    letters = [c for c in word if c.isalpha()]
-    if cfg.allow_acronyms and (any(c.isdigit() for c in word) or (word.isupper() and len(letters) <= 5)):
-        return "acronym"
-    if cfg.allow_identifiers and (re.search(r"[a-z][A-Z]", word) or "_" in word):
-        return "identifier"
-    if cfg.allow_units and len(letters) <= 3 and _UNIT.search(text[: span.start]):
+def _candidates(text: str, P: _Patterns) -> list[Span]:
+    cands: list[Span] = []
+    for m in P.runs.finditer(text):
+        a, b = m.span()
+        s0 = char_script(text[a])
+        if not _other_than(s0).search(m.group()):
+            cands.append(Span(a, b, m.group(), s0, "foreign_script"))
+        else:
+            cands += _split_by_script(text, a, b, "foreign_script")
+    if P.words is not None:
+        cands += [Span(m.start(), m.end(), m.group(), "Han", "foreign_word") for m in P.words.finditer(text)]
+    if P.han is not None:
+        cands += [Span(m.start(), m.end(), m.group(), "Han", "han_form") for m in P.han.finditer(text)]
+    if P.letters is not None:
+        for m in P.letters.finditer(text):
+            # Extend to the whole word: the Russian word, not just its ы.
+            a, b, s = m.start(), m.end(), char_script(m.group())
+            while a > 0 and char_script(text[a - 1]) == s:
+                a -= 1
+            while b < len(text) and char_script(text[b]) == s:
+                b += 1
+            cands.append(Span(a, b, text[a:b], s, "foreign_letter"))
+    if len(cands) < 2:
+        return cands
+    # Merge overlaps (最终 found as a word and as 终) and touching spans of one script (最终经常).
+    cands.sort(key=lambda s: (s.start, -s.end))
+    out = [cands[0]]
+    for s in cands[1:]:
+        o = out[-1]
+        if s.start < o.end or (s.start == o.end and s.script == o.script and s.script in UNSPACED):
+            if s.end > o.end:
+                o.end, o.text = s.end, text[o.start : s.end]
+        else:
+            out.append(s)
+    return out
+
+
+def _n_letters(s: str) -> int:
+    return len(_NOT_LETTER.sub("", s))
+
+
+@lru_cache(maxsize=None)
+def _other_than(script: str) -> re.Pattern[str]:
+    """Letters of any script but `script`."""
+    return re.compile(f"[{script_class(*[s for s in all_scripts() if s != script])}]")
+
+
+class _Context:
+    """What the exclusion rules look at, computed lazily once per text."""
+
+    def __init__(self, text: str, prompt: str | None, P: _Patterns, cfg: DetectConfig) -> None:
+        self.text, self.prompt, self.P, self.cfg = text, prompt, P, cfg
+        self.protected = [
+            (m.start(), m.end(), name)
+            for name, flag, rx, trigger in _PROTECTORS
+            if getattr(cfg, flag) and trigger(text)
+            for m in rx.finditer(text)
+        ]
+        self._glosses: list[tuple[int, int]] | None = None
+        self._prompt_words: set[str] | None = None
+
+    def glosses(self) -> list[tuple[int, int]]:
+        if self._glosses is None:
+            t, p = self.text, self.P.profile
+            self._glosses = []
+            for m in _PAREN.finditer(t):
+                before = t[: m.start()].rstrip()
+                if before and char_script(before[-1]) != "Common" and char_is_native(before[-1], p):
+                    self._glosses.append(m.span(1))
+        return self._glosses
+
+    def prompt_words(self) -> set[str]:
+        if self._prompt_words is None:
+            # One word per script run: "Pythonについて" holds the word "python".
+            self._prompt_words = {w.casefold() for w in self.P.word.findall(self.prompt or "")}
+        return self._prompt_words
+
+
+def _exclusion(s: Span, ctx: _Context) -> str | None:
+    """Name of the first rule that says the candidate is not a leak, or None."""
+    cfg, text = ctx.cfg, ctx.text
+    for a, b, name in ctx.protected:
+        if a <= s.start and s.end <= b:
+            return name
+    words = _LETTERS.findall(s.text)
+    n = _n_letters(s.text)
+    cased = s.script in CASED
+    before = text[max(0, s.start - 3) : s.start]
+    after = text[s.end : s.end + 2]
+    if cfg.allow_units and cased and n <= 4 and re.search(r"\d[ \u00a0]?[°%/]?$", before):
         return "unit"
-    if cfg.allow_prompt_terms and prompt and word.lower() in prompt.lower():
-        return "prompt_term"
-    if cfg.allow_glosses:
-        before, after = text[: span.start].rstrip(), text[span.end :].lstrip()
-        if before[-1:] in "(（" and after[:1] in ")）" and len(before) >= 2 and char_script(before[-2]) != "Common":
-            return "gloss"
-    if len(letters) < cfg.min_span_letters:
+    if cfg.allow_acronyms and cased and words and all(
+        len(w) <= cfg.acronym_max_letters and (w.isupper() or (w[-1] == "s" and w[:-1].isupper() and len(w) > 2)) for w in words
+    ):
+        return "acronym"
+    if cfg.allow_identifiers and cased and (
+        any(a.islower() and b.isupper() for a, b in zip(s.text, s.text[1:]))  # iPhone, JavaScript
+        or "." in s.text or "&" in s.text  # file.py, e.g
+        or (before[-1:] and (before[-1].isdigit() or before[-1] in "_$#@\\/."))  # snake_case, $var, #tag, 3D
+        or (after[:1] and (after[0].isdigit() or after[0] in "_(") or after[:1] == "." and after[1:2].isalnum())
+    ):
+        return "identifier"
+    if cfg.allow_prompt_terms and ctx.prompt:
+        pw = ctx.prompt_words()
+        if (words and all(w.casefold() in pw for w in ctx.P.word.findall(s.text))) or (s.script in UNSPACED and s.text in ctx.prompt):
+            return "prompt_term"
+    if cfg.allow_glosses and any(a <= s.start and s.end <= b for a, b in ctx.glosses()):
+        return "gloss"
+    if cfg.allow_quotes:
+        lq, rq = text[: s.start].rstrip()[-1:], text[s.end :].lstrip()[:1]
+        if lq in _QUOTES and rq == _QUOTES[lq]:
+            return "quote"
+    if cfg.allow_proper_nouns and cased and words and words[0].casefold() not in LEAK_PRONE_WORDS:
+        # Capitalised (Google) or all-caps beyond acronym length (NVIDIA); lower-case links (Bank of Japan).
+        cap = lambda w: w[0].isupper() and (not w.isupper() or len(w) > cfg.acronym_max_letters)
+        if cap(words[0]) and cap(words[-1]) and all(cap(w) or w.casefold() in _CONNECTORS for w in words):
+            return "proper_noun"
+    if n < cfg.min_span_chars and s.script not in UNSPACED and s.script != "Hangul":
         return "too_short"
     return None
 
 
+def _lid_lines(text: str, P: _Patterns, cfg: DetectConfig, det: TextDetection, spans: list[Span]) -> None:
+    """Line counts for the Language Confusion Benchmark, and whole-line leaks (see lid_lines)."""
+    pos = 0
+    for line in text.split("\n"):
+        start, pos = pos, pos + len(line) + 1
+        n = _n_letters(line)
+        if n < cfg.line_min_letters:
+            continue
+        det.n_lines += 1
+        if not cfg.use_lid:
+            continue
+        label, score = lid.top(line)
+        if label in P.profile.fasttext or score < cfg.lid_min_score:
+            continue
+        det.n_lines_wrong += 1
+        # Only lines of native-script letters: foreign-script ones are the candidates' business,
+        # with their exclusion rules (an English code line is not a Chinese sentence).
+        # A Chinese-only form or word in the line is evidence enough for a plain LID majority.
+        chinese = (P.han is not None and P.han.search(line)) or (P.words is not None and P.words.search(line))
+        if (
+            cfg.lid_lines and P.marker is not None and n >= cfg.lid_line_min_letters
+            and score >= (cfg.lid_min_score if chinese else cfg.lid_line_min_score) and not P.marker.search(line)
+            and 2 * len(P.foreign.findall(line)) < n
+        ):
+            # Trim to the letters: the leak is the sentence, not its list marker or final 。
+            m = re.search(f"[{_ALL_LETTERS}].*[{_ALL_LETTERS}]", line)
+            if m:
+                a, b = start + m.start(), start + m.end()
+                spans.append(Span(a, b, text[a:b], char_script(text[a]), "lid_line", label, score))
+
+
 def detect_text(text: str, lang: str, prompt: str | None = None, config: DetectConfig | None = None) -> TextDetection:
-    """Leaked spans of `text`, expected to be in `lang`; pure function of its inputs."""
-    cfg = config or DetectConfig()
-    profile = get_profile(lang)
-    cands, n_letters, _ = _candidates(text, profile)
-    protected: list[tuple[int, int, str]] = []
-    if cands:
-        if cfg.allow_urls:
-            protected += [(m.start(), m.end(), "url") for m in _URL.finditer(text)]
-        if cfg.allow_code:
-            protected += [(m.start(), m.end(), "code") for m in _CODE.finditer(text)]
-    kept, dropped = [], []
+    """Leaked spans of `text`, whose expected language is `lang` (a pure function of its inputs).
+    Raises ValueError for an unknown language code."""
+    cfg = config or _DEFAULT
+    P = _patterns(lang)
+    det = TextDetection("clean", [], n_lines_wrong=0 if cfg.use_lid else None)
+    ctx = _Context(text, prompt, P, cfg)
+    # LID sees the text without code and URLs (an English code block is not an English line).
+    lid_text = text
+    for a, b, _ in sorted(ctx.protected, reverse=True):
+        lid_text = lid_text[:a] + " " * (b - a) + lid_text[b:]
+    line_spans: list[Span] = []
+    _lid_lines(lid_text, P, cfg, det, line_spans)
+    cands = _candidates(text, P)
     for s in cands:
-        rule = _exclusion(s, text, prompt, cfg, protected)
+        if any(l.start <= s.start and s.end <= l.end for l in line_spans):
+            continue  # inside a whole-line leak
+        rule = _exclusion(s, ctx)
         if rule is None:
-            if cfg.use_lid:
-                s.lid_label, s.lid_score = lid.predict(s.text)[0]
-            kept.append(s)
+            det.spans.append(s)
         else:
             s.rule = rule
-            dropped.append(s)
-    det = TextDetection("leaked" if kept else "clean", kept, dropped)
-    if kept:
-        # Whole response in another language: fastText says so for the text as a whole (letters
-        # of different scripts weigh differently — a kanji is a word, a Latin letter is not).
-        kept_letters = sum(1 for s in kept for c in s.text if char_script(c) != "Common")
+            det.dropped.append(s)
+    if line_spans:
+        det.spans = sorted(det.spans + line_spans, key=lambda s: s.start)
+    det.n_words = len(P.word.findall(text))
+    if not det.spans:
+        return det
+    for s in det.spans:
+        if cfg.use_lid and s.lid_label is None:
+            s.lid_label, s.lid_score = lid.top(s.text)
+        det.n_words_wrong += len(P.word.findall(s.text))
+    weight = lambda t: _n_letters(t) + sum((w - 1) * len(P.heavy[k].findall(t)) for k, w in SCRIPT_WEIGHT.items())
+    total = weight(text)
+    det.foreign_share = sum(weight(s.text) for s in det.spans) / total if total else 0.0
+    det.verdict = "leaked"
+    if det.foreign_share > cfg.wrong_language_threshold:
         if cfg.use_lid:
-            label, score = lid.predict(text)[0]
-            if label not in profile.fasttext and score >= cfg.wrong_language_threshold and kept_letters / max(n_letters, 1) > 0.3:
-                det.verdict = "wrong_language"
-        elif kept_letters / max(n_letters, 1) > cfg.wrong_language_threshold:
-            det.verdict = "wrong_language"
-    # Language Confusion Benchmark counts: lines by fastText, words by script.
-    for line in text.splitlines():
-        if any(char_script(c) != "Common" for c in line):
-            det.n_lines += 1
-            if cfg.use_lid and lid.predict(line)[0][0] not in profile.fasttext:
-                det.n_lines_wrong += 1
-    for w in re.findall(r"\w+", text):
-        det.n_words += 1
-        det.n_words_wrong += any(char_script(c) != "Common" and not char_is_native(c, profile) for c in w)
+            det.lid_label, det.lid_score = lid.top(lid_text)
+            if det.lid_label in P.profile.fasttext or det.lid_score < cfg.lid_min_score:
+                return det
+        det.verdict = "wrong_language"
     return det
 
 
-def token_span(offsets: list[tuple[int, int]], start: int, end: int) -> tuple[int | None, int | None]:
-    """First and one-past-last token overlapping the char span [start, end)."""
-    hit = [i for i, (a, b) in enumerate(offsets) if a < end and b > start]
-    return (hit[0], hit[-1] + 1) if hit else (None, None)
+# ---------------------------------------------------------------------------------------------
+def _offset_mapper(text: str, decoded: str) -> Callable[[int, bool], int]:
+    """Map a char offset in `text` to `decoded` when the backend's text differs from the decode
+    of its token ids (stripped spaces, a dropped partial character)."""
+    ops = difflib.SequenceMatcher(None, text, decoded, autojunk=False).get_opcodes()
+
+    def f(i: int, is_end: bool) -> int:
+        for tag, i1, i2, j1, j2 in ops:
+            if i1 <= i < i2 or (is_end and i == i2):
+                return j1 + (i - i1) if tag == "equal" else (j2 if is_end else j1)
+        return len(decoded)
+
+    return f
+
+
+class _Writer:
+    """Parquet rows streamed batch by batch into a temporary file, renamed into place on close."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path, self.schema, self.n = path, schema, 0
+        self.tmp = path.with_name(f".{path.name}.tmp")
+        self.w = pq.ParquetWriter(self.tmp, schema, compression="zstd")
+
+    def write(self, rows: list[dict[str, Any]]) -> None:
+        if rows:
+            self.w.write_table(pa.Table.from_pylist(rows, schema=self.schema))
+            self.n += len(rows)
+
+    def close(self) -> int:
+        self.w.close()
+        os.replace(self.tmp, self.path)
+        return self.n
+
+
+_COLUMNS = ["prompt_id", "sample", "lang", "prompt", "token_ids", "text", "model", "role"]
 
 
 def run(config: DetectConfig, generations: Path, out_dir: Path, force: bool = False) -> StageResult:
-    from transformers import AutoTokenizer
-
+    """generations.parquet -> leaks.parquet (one row per leak), detections.parquet (one row per
+    response), rejects.parquet (rows without a usable lang or text)."""
+    generations = Path(generations)
     inputs = {"generations": generations, "tokenizer": config.tokenizer}
 
     def body(out: Path) -> Counts:
-        require_columns(generations, GENERATIONS)
+        from transformers import AutoTokenizer
+
+        require_columns(generations, pa.schema([GENERATIONS.field(c) for c in _COLUMNS]))
         rejects = Rejects("detect")
-        leaks, dets = [], []
-        tokenizers: dict[str, object] = {}
-        rules: Counter[str] = Counter()
+        tokenizers: dict[str, Any] = {}
+        kept_rules: Counter[str] = Counter()
+        dropped_rules: Counter[str] = Counter()
+        verdicts: Counter[str] = Counter()
+        langs_ok: dict[str, str | None] = {}
         n_in = mismatched = 0
+        n_bytes = 0
+        leaks_w, dets_w = _Writer(out / "leaks.parquet", LEAKS), _Writer(out / "detections.parquet", DETECTIONS)
         pf = pq.ParquetFile(generations)
-        bar = tqdm(total=pf.metadata.num_rows, desc="detect", unit="resp")
-        for batch in pf.iter_batches(batch_size=2048, columns=["prompt_id", "sample", "lang", "prompt", "token_ids", "text", "model", "role"]):
-            for r in batch.to_pylist():
-                row = n_in
-                n_in += 1
-                bar.update(1)
-                if r["text"] is None:
-                    rejects.add(generations, row, "text is null", "text", payload={k: r[k] for k in ("prompt_id", "sample")})
-                    continue
-                try:
-                    det = detect_text(r["text"], r["lang"], r["prompt"], config)
-                except ValueError as e:
-                    rejects.add(generations, row, str(e), "lang", payload={k: r[k] for k in ("prompt_id", "sample", "lang")})
-                    continue
-                ids = r["token_ids"] or []
-                name = config.tokenizer or r["model"]
-                if ids and det.spans:
-                    if name not in tokenizers:
-                        tokenizers[name] = AutoTokenizer.from_pretrained(name)
-                    tok = tokenizers[name]
-                    offsets = token_char_offsets(tok, ids)
-                    if b"".join(token_bytes(tok, ids)).decode("utf-8", errors="replace") != r["text"]:
-                        mismatched += 1  # offsets may be off by the detokeniser's cleanup
-                else:
-                    offsets = []
-                n_leak_tokens = set()
-                for k, s in enumerate(det.spans):
-                    ts, te = token_span(offsets, s.start, s.end)
-                    if ts is not None:
-                        n_leak_tokens.update(range(ts, te))
-                    leaks.append({
-                        "prompt_id": r["prompt_id"], "sample": r["sample"], "lang": r["lang"], "leak_idx": k,
-                        "char_start": s.start, "char_end": s.end, "token_start": ts, "token_end": te, "text": s.text,
-                        "script": s.script, "lid_label": s.lid_label, "lid_score": s.lid_score, "rule": s.rule,
-                    })
-                rules.update(s.rule for s in det.spans)
-                rules.update("dropped:" + s.rule for s in det.dropped)
-                dets.append({
-                    "prompt_id": r["prompt_id"], "sample": r["sample"], "lang": r["lang"], "role": r["role"],
-                    "verdict": det.verdict, "n_leaks": len(det.spans), "n_leak_tokens": len(n_leak_tokens),
-                    "n_tokens": len(ids), "n_chars": len(r["text"]), "n_lines": det.n_lines,
-                    "n_lines_wrong": det.n_lines_wrong, "n_words": det.n_words, "n_words_wrong": det.n_words_wrong,
-                })
-        bar.close()
-        write_table(leaks, LEAKS, out / "leaks.parquet")
-        n_out = write_table(dets, DETECTIONS, out / "detections.parquet")
+        bar = tqdm(total=pf.metadata.num_rows, desc="detect", unit="resp", disable=None)
+        try:
+            for batch in pf.iter_batches(batch_size=config.batch_size, columns=_COLUMNS):
+                cols = {c: batch.column(c).to_pylist() for c in _COLUMNS if c != "token_ids"}
+                ids_col = batch.column("token_ids")
+                n_tok = pc.fill_null(pc.list_value_length(ids_col), 0).to_pylist()
+                leaks, dets = [], []
+                for i in range(batch.num_rows):
+                    row = n_in
+                    n_in += 1
+                    r = {c: cols[c][i] for c in cols}
+                    key = {"prompt_id": r["prompt_id"], "sample": r["sample"], "lang": r["lang"]}
+                    if r["lang"] not in langs_ok:
+                        try:
+                            get_profile(r["lang"])
+                            langs_ok[r["lang"]] = None
+                        except ValueError as e:
+                            langs_ok[r["lang"]] = str(e)
+                    problem = next(
+                        ((f, why) for f, why in (
+                            ("prompt_id", "prompt_id is null" if r["prompt_id"] is None else None),
+                            ("sample", "sample is null" if r["sample"] is None else None),
+                            ("lang", langs_ok[r["lang"]]),
+                            ("text", "text is null" if r["text"] is None else None),
+                        ) if why),
+                        None,
+                    )
+                    if problem:
+                        rejects.add(generations, row, problem[1], problem[0], payload=key)
+                        continue
+                    text = r["text"]
+                    n_bytes += len(text)
+                    det = detect_text(text, r["lang"], r["prompt"], config)
+                    offsets: list[tuple[int, int]] = []
+                    remap = None
+                    if det.spans and n_tok[i]:
+                        name = config.tokenizer or r["model"]
+                        if name not in tokenizers:
+                            try:
+                                tokenizers[name] = AutoTokenizer.from_pretrained(name, trust_remote_code=config.trust_remote_code)
+                            except Exception as e:  # noqa: BLE001 - any loader failure means the same thing
+                                raise StageError(f"{generations}: cannot load tokenizer {name!r} (set detect.tokenizer): {e}") from e
+                        decoded, offsets = decode_with_offsets(tokenizers[name], ids_col[i].as_py())
+                        if decoded != text:
+                            mismatched += 1
+                            remap = _offset_mapper(text, decoded)
+                    leak_tokens: set[int] = set()
+                    for k, s in enumerate(det.spans):
+                        a, b = (remap(s.start, False), remap(s.end, True)) if remap else (s.start, s.end)
+                        ts, te = token_span(offsets, a, b)
+                        if ts is not None:
+                            leak_tokens.update(range(ts, te))
+                        leaks.append({**key, "leak_idx": k, "char_start": s.start, "char_end": s.end, "token_start": ts,
+                                      "token_end": te, "text": s.text, "script": s.script, "lid_label": s.lid_label,
+                                      "lid_score": s.lid_score, "rule": s.rule})
+                    kept_rules.update(s.rule for s in det.spans)
+                    dropped_rules.update(s.rule for s in det.dropped)
+                    verdicts[det.verdict] += 1
+                    dets.append({**key, "role": r["role"], "verdict": det.verdict, "n_leaks": len(det.spans),
+                                 "n_leak_tokens": len(leak_tokens), "n_tokens": n_tok[i], "n_chars": len(text),
+                                 "n_lines": det.n_lines, "n_lines_wrong": det.n_lines_wrong, "n_words": det.n_words,
+                                 "n_words_wrong": det.n_words_wrong})
+                leaks_w.write(leaks)
+                dets_w.write(dets)
+                bar.update(batch.num_rows)
+        finally:
+            bar.close()
+        n_leaks, n_out = leaks_w.close(), dets_w.close()
         rejects.write(out)
-        verdicts = Counter(d["verdict"] for d in dets)
-        log.info("detect: %d responses: %s; %d spans; rules %s", n_out, dict(verdicts), len(leaks), dict(rules))
+        log.info("detect: %d responses %s; %d leaks by rule %s; dropped %s", n_out, dict(verdicts), n_leaks,
+                 dict(kept_rules), dict(dropped_rules))
         if mismatched:
-            log.warning("detect: %d responses whose text differs from their decoded token ids", mismatched)
-        return Counts(rows_in=n_in, rows_out=n_out, rows_rejected=len(rejects),
-                      extra={"spans": len(leaks), "verdicts": dict(verdicts), "rules": dict(rules), "text_mismatch": mismatched})
+            log.warning("detect: %d leaked responses whose text differs from the decode of their token ids; "
+                        "token spans were mapped through an alignment", mismatched)
+        return Counts(
+            rows_in=n_in, rows_out=n_out, rows_rejected=len(rejects), rows_accounted=n_out,
+            extra={"responses": n_out, "leaks": n_leaks, "verdicts": dict(verdicts), "rules": dict(kept_rules),
+                   "dropped": dict(dropped_rules), "text_mismatch": mismatched, "chars": n_bytes},
+        )
 
     return run_stage("detect", config, inputs, out_dir, body, force=force)
 
 
 def detect_text_file(input_jsonl: Path, output_jsonl: Path, config: DetectConfig | None = None) -> int:
-    """`leakfix detect-text`: lines {"id", "lang", "text"} → {"id", "spans": [[s, e], ...], "verdict"}."""
+    """`leakfix detect-text IN.jsonl --output OUT.jsonl`: input lines {"id", "lang", "text"} (and
+    optionally "prompt"), output lines {"id", "spans": [[start, end], ...], "verdict"}. A bad line
+    raises ValueError naming the file, line number and field. Returns the lines written."""
+    input_jsonl, output_jsonl = Path(input_jsonl), Path(output_jsonl)
+    tmp = output_jsonl.with_name(f".{output_jsonl.name}.tmp")
     n = 0
-    tmp = Path(output_jsonl).with_name(Path(output_jsonl).name + ".tmp")
     with open(input_jsonl, encoding="utf-8") as fin, open(tmp, "w", encoding="utf-8") as fout:
         for lineno, line in enumerate(fin, start=1):
             if not line.strip():
                 continue
+            where = f"{input_jsonl}: line {lineno}"
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:
-                raise ValueError(f"{input_jsonl}: line {lineno}: invalid JSON ({e.msg})") from None
+                raise ValueError(f"{where}: invalid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise ValueError(f"{where}: expected an object with id, lang, text")
             for f in ("id", "lang", "text"):
-                if f not in row or (f != "id" and not isinstance(row[f], str)):
-                    raise ValueError(f"{input_jsonl}: line {lineno}, field {f!r}: missing or not a string")
+                if row.get(f) is None or (f != "id" and not isinstance(row[f], str)):
+                    raise ValueError(f"{where}, field {f!r}: missing or not a string")
+            if row.get("prompt") is not None and not isinstance(row["prompt"], str):
+                raise ValueError(f"{where}, field 'prompt': not a string")
             try:
                 det = detect_text(row["text"], row["lang"], row.get("prompt"), config)
             except ValueError as e:
-                raise ValueError(f"{input_jsonl}: line {lineno}, field 'lang': {e}") from None
-            fout.write(json.dumps({"id": row["id"], "spans": [[s.start, s.end] for s in det.spans], "verdict": det.verdict}, ensure_ascii=False) + "\n")
+                raise ValueError(f"{where}, field 'lang': {e}") from None
+            fout.write(json.dumps({"id": row["id"], "spans": [[s.start, s.end] for s in det.spans], "verdict": det.verdict},
+                                  ensure_ascii=False) + "\n")
             n += 1
-    tmp.replace(output_jsonl)
+    os.replace(tmp, output_jsonl)
     return n

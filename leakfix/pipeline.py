@@ -13,6 +13,12 @@ from pydantic import Field, model_validator
 
 from leakfix import correct, detect, evaluate, generate, report, train
 from leakfix.artifacts import StageResult
+from leakfix.correct import CorrectConfig
+from leakfix.detect import DetectConfig
+from leakfix.evaluate import EvaluateConfig
+from leakfix.generate import GenerateConfig
+from leakfix.report import ReportConfig
+from leakfix.train import TrainConfig
 from leakfix.config import StageConfig
 from leakfix.runtime import ROOT
 
@@ -24,12 +30,12 @@ class PipelineConfig(StageConfig):
     prompts: Path = Field(Path("data/prompts/testbed.jsonl"), description="JSONL of {id, lang, prompt}")
     heldout_fraction: float = Field(0.3, ge=0.0, lt=1.0, description="share of prompt ids kept for evaluation only")
     testbed: dict[str, Any] = Field(default_factory=dict, description="TestbedConfig fields, used when model is 'testbed'")
-    generate: generate.GenerateConfig = Field(default_factory=generate.GenerateConfig)
-    detect: detect.DetectConfig = Field(default_factory=detect.DetectConfig)
-    correct: correct.CorrectConfig = Field(default_factory=correct.CorrectConfig)
-    train: train.TrainConfig = Field(default_factory=train.TrainConfig)
-    evaluate: evaluate.EvaluateConfig = Field(default_factory=evaluate.EvaluateConfig)
-    report: report.ReportConfig = Field(default_factory=report.ReportConfig)
+    generate: GenerateConfig = Field(default_factory=GenerateConfig, description="stage generate")
+    detect: DetectConfig = Field(default_factory=DetectConfig, description="stage detect")
+    correct: CorrectConfig = Field(default_factory=CorrectConfig, description="stage correct")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="stage train")
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig, description="stage evaluate")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="stage report")
 
     @model_validator(mode="after")
     def _share(self) -> "PipelineConfig":

@@ -31,7 +31,7 @@ def test_overrides_and_errors_name_the_field(tmp_path):
     assert cfg.generate.sampling.n == 2 and cfg.evaluate.temperatures == [0.0, 0.7]
     bad = tmp_path / "bad.yaml"
     bad.write_text("generate:\n  sampling:\n    temprature: 0.5\n")
-    with pytest.raises(ValueError, match=r"bad.yaml.*temprature"):
+    with pytest.raises(ValueError, match=r"(?s)bad.yaml.*temprature"):
         load_config(bad)
     with pytest.raises(ValueError, match="n: 1"):
         load_config(None, ["generate.sampling.temperature=0", "generate.sampling.n=4"])

@@ -44,7 +44,7 @@ def _leak(text, word, pos, n_tokens=1, idx=0, prompt_id="ja-1", sample=0):
 def test_correction_takes_the_in_language_topk_candidate(tmp_path, qwen_tokenizer, tokenizer_dir):
     tok = qwen_tokenizer
     p = _pos_of(tok, TEXT, " ultimately")
-    cands = [(" ultimately", -0.5), ("結局", -1.2), (" eventually", -2.0), ("最终", -2.5), ("、", -3.0)]
+    cands = [(" ultimately", -0.5), ("最後", -1.2), (" eventually", -2.0), ("最终", -2.5), ("、", -3.0)]
     gens = [_gen_row(tok, TEXT, {p: cands})]
     write_table(gens, GENERATIONS, tmp_path / "g.parquet")
     write_table([_leak(TEXT, "ultimately", p)], LEAKS, tmp_path / "l.parquet")
@@ -53,15 +53,15 @@ def test_correction_takes_the_in_language_topk_candidate(tmp_path, qwen_tokenize
     rec = read_table(tmp_path / "out" / "records.parquet", RECORDS).to_pylist()[0]
     good = tok.decode(rec["good_token_ids"][0][:1])
     bad = [tok.decode([t]) for t in rec["bad_token_ids"][0]]
-    assert good == "結局"
+    assert good == "最後"
     assert bad[0] == " ultimately" and " eventually" in bad and "最终" in bad and "、" not in bad
     assert rec["positions"] == [p] and rec["response_token_ids"][p] == rec["good_token_ids"][0][0]
     assert rec["prompt_token_ids"] == gens[0]["prompt_token_ids"]
-    assert rec["chosen"] == "秀吉との間で勢力争いを繰り広げ、結局 秀吉に敗北。" and rec["rejected"] == TEXT
+    assert rec["chosen"] == "秀吉との間で勢力争いを繰り広げ、最後 秀吉に敗北。" and rec["rejected"] == TEXT
     assert abs(rec["p_good"][0] - (2.718281828 ** -1.2)) < 1e-3
     line = json.loads((tmp_path / "out" / "records.jsonl").read_text(encoding="utf-8").splitlines()[0])
     assert set(line) == {"chosen", "rejected", "leak_tokens", "corrected_token"}
-    assert line["corrected_token"] == ["結局"] and line["leak_tokens"][0] == " ultimately"
+    assert line["corrected_token"] == ["最後"] and line["leak_tokens"][0] == " ultimately"
 
 
 def test_leak_without_in_language_candidate_is_rejected_with_reason(tmp_path, qwen_tokenizer, tokenizer_dir):
@@ -81,14 +81,14 @@ def test_two_leaks_are_packed_into_one_row(tmp_path, qwen_tokenizer, tokenizer_d
     tok = qwen_tokenizer
     text = "彼は、 however 東京に行き、 ultimately 大阪に住んだ。"
     p1, p2 = _pos_of(tok, text, " however"), _pos_of(tok, text, " ultimately")
-    gens = [_gen_row(tok, text, {p1: [(" however", -0.7), ("しかし", -0.9)], p2: [(" ultimately", -0.5), ("結局", -1.0)]})]
+    gens = [_gen_row(tok, text, {p1: [(" however", -0.7), ("しかし", -0.9)], p2: [(" ultimately", -0.5), ("最後", -1.0)]})]
     write_table(gens, GENERATIONS, tmp_path / "g.parquet")
     write_table([_leak(text, "however", p1), _leak(text, "ultimately", p2, idx=1)], LEAKS, tmp_path / "l.parquet")
     res = correct.run(correct.CorrectConfig(), tmp_path / "g.parquet", tmp_path / "l.parquet", str(tokenizer_dir), tmp_path / "out")
     assert (res.rows_in, res.rows_out, res.rows_rejected) == (2, 1, 0)
     rec = read_table(tmp_path / "out" / "records.parquet", RECORDS).to_pylist()[0]
     ids = rec["response_token_ids"]
-    assert [tok.decode([ids[q]]) for q in rec["positions"]] == ["しかし", "結局"]
-    assert rec["chosen"] == "彼は、しかし 東京に行き、結局 大阪に住んだ。"
+    assert [tok.decode([ids[q]]) for q in rec["positions"]] == ["しかし", "最後"]
+    assert rec["chosen"] == "彼は、しかし 東京に行き、最後 大阪に住んだ。"
     assert len(ids) == rec["positions"][-1] + 1  # nothing after the last fix is trained
     assert len((tmp_path / "out" / "records.jsonl").read_text(encoding="utf-8").splitlines()) == 2

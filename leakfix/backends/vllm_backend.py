@@ -34,6 +34,7 @@ class VLLMBackend:
             kwargs["gpu_memory_utilization"] = engine.gpu_memory_utilization
         elif engine.tensor_parallel_size == 1 and engine.data_parallel_size == 1:
             kwargs["distributed_executor_backend"] = "uni"  # one worker: keep it in this process
+        self.per_request_seed = has_cuda_gpu()
         self.llm = LLM(**kwargs)
         self.eos_ids = eos_token_ids(model, engine.revision, engine.trust_remote_code)
 
@@ -49,7 +50,10 @@ class VLLMBackend:
                 top_p=sampling.top_p,
                 top_k=sampling.top_k if sampling.top_k > 0 else -1,
                 max_tokens=sampling.max_tokens,
-                seed=r.seed,
+                # vLLM's CPU sampler cannot rewind a per-request generator after a chunked
+                # prefill ("CPU Generator does not use offset"): there, the engine's seed (same
+                # for base and tuned) is the source of randomness instead.
+                seed=r.seed if self.per_request_seed else None,
                 logprobs=sampling.logprobs if sampling.logprobs > 0 else None,
             )
             for r in requests

@@ -28,7 +28,7 @@ def check_testbed(path: str, n: int = 4, temperature: float = 0.8, max_tokens: i
     llm = LLM(model=path, dtype="float32", max_model_len=512, enforce_eager=True, seed=0, distributed_executor_backend="uni")
     tok = llm.get_tokenizer()
     texts = [tok.apply_chat_template([{"role": "user", "content": p["prompt"]}], add_generation_prompt=True, tokenize=False) for p in prompts]
-    outs = llm.generate(texts, SamplingParams(n=n, temperature=temperature, top_p=0.95, max_tokens=max_tokens, seed=0, logprobs=5))
+    outs = llm.generate(texts, SamplingParams(n=n, temperature=temperature, top_k=50, max_tokens=max_tokens))
     stats: dict[str, dict[str, float]] = {}
     for p, o in zip(prompts, outs):
         s = stats.setdefault(p["lang"], {"responses": 0, "leaked": 0, "finished": 0, "topk_native": 0, "leak_positions": 0})
