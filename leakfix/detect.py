@@ -44,25 +44,36 @@ log = logging.getLogger(__name__)
 
 
 class DetectConfig(StageConfig):
-    use_lid: bool = Field(True, description="run fastText on kept spans, on each line (line counts) and on whole responses (wrong-language verdict)")
-    lid_min_score: float = Field(0.5, ge=0, le=1, description="a fastText label counts as evidence of another language only at this score or above")
+    use_lid: bool = Field(True, description="fastText on kept spans, on each line (line counts) and on whole responses (verdict)")
+    lid_min_score: float = Field(0.5, ge=0, le=1, description="a fastText label is evidence of another language only from this score")
     line_min_letters: int = Field(4, ge=1, description="lines with fewer letters are not language-identified (headings, list markers)")
-    lid_lines: bool = Field(True, description="a line fastText assigns to another language with no marker script of the expected one (no kana in Japanese) is a leak")
-    lid_line_min_score: float = Field(0.9, ge=0, le=1, description="fastText score needed for such a whole-line leak (lid_min_score suffices when the line also holds a foreign Han form or word)")
+    lid_lines: bool = Field(
+        True, description="a line fastText gives to another language, without the expected language's marker script "
+        "(kana for Japanese), is a leak as a whole: a Chinese sentence in a Japanese answer")
+    lid_line_min_score: float = Field(
+        0.9, ge=0, le=1, description="fastText score such a whole-line leak needs (lid_min_score when the line also holds a "
+        "foreign Han form or word)")
     lid_line_min_letters: int = Field(8, ge=1, description="letters a line needs before it can be a whole-line leak")
-    min_span_chars: int = Field(2, ge=1, description="spans of alphabetic scripts with fewer letters are dropped (x, A社); one Han/kana/Hangul character still counts")
-    wrong_language_threshold: float = Field(0.5, gt=0, le=1, description="share of the response's letters (ideographs and Hangul weigh 2) in kept spans above which the verdict is wrong_language (with use_lid, fastText must agree)")
+    min_span_chars: int = Field(
+        2, ge=1, description="spans of alphabetic scripts with fewer letters are dropped (x, A社); one Han/kana/Hangul "
+        "character still counts")
+    wrong_language_threshold: float = Field(
+        0.5, gt=0, le=1, description="share of the response's letters inside leaks (ideographs and Hangul weigh 2) above "
+        "which the verdict is wrong_language; with use_lid, fastText on the whole response must agree")
     acronym_max_letters: int = Field(5, ge=1, description="all-caps words up to this length are acronyms (API, GPU, NASA)")
     allow_urls: bool = Field(True, description="URLs and e-mail addresses are not leaks")
     allow_code: bool = Field(True, description="`inline code` and ``` fenced blocks are not leaks")
     allow_math: bool = Field(True, description="$…$, $$…$$, \\(…\\), \\[…\\] math is not a leak")
     allow_units: bool = Field(True, description="a short unit right after a number (5 km, 3GB, 25°C) is not a leak")
     allow_acronyms: bool = Field(True, description="all-caps acronyms (API, GPUs) are not leaks")
-    allow_identifiers: bool = Field(True, description="CamelCase, dotted, snake_case and alphanumeric names (iPhone, file.py, GPT-4o, H100) are not leaks")
+    allow_identifiers: bool = Field(
+        True, description="CamelCase, dotted, snake_case and alphanumeric names (iPhone, file.py, GPT-4o, H100) are not leaks")
     allow_prompt_terms: bool = Field(True, description="terms the prompt itself used are not leaks")
     allow_glosses: bool = Field(True, description="a parenthetical right after a native term, 東京（Tokyo）, is not a leak")
     allow_quotes: bool = Field(True, description="a term quoted as a mention, 「Hello」, is not a leak")
-    allow_proper_nouns: bool = Field(True, description="capitalised names (Google, Main Street) in a cased foreign script are not leaks, unless they start with a common connective (However)")
+    allow_proper_nouns: bool = Field(
+        True, description="capitalised names in a cased foreign script (Google, Main Street) are not leaks, unless they "
+        "start with a common connective (However)")
     tokenizer: str | None = Field(None, description="tokenizer (hub id or folder) for token spans; default: each row's `model`")
     trust_remote_code: bool = Field(False, description="passed to AutoTokenizer")
     batch_size: int = Field(1024, ge=1, description="rows per Parquet batch (memory stays flat)")
@@ -121,6 +132,8 @@ _PROTECTORS: list[tuple[str, str, re.Pattern[str], Callable[[str], bool]]] = [
 ]
 _ALL_LETTERS = script_class(*all_scripts())
 _NOT_LETTER = re.compile(f"[^{_ALL_LETTERS}]+")
+_LETTER_SPAN = re.compile(f"[{_ALL_LETTERS}].*[{_ALL_LETTERS}]|[{_ALL_LETTERS}]")  # first to last letter
+_AFTER_NUMBER = re.compile(r"\d[ \u00a0]?[°%/]?$")
 
 
 @dataclass(frozen=True)
@@ -187,7 +200,7 @@ def _candidates(text: str, P: _Patterns) -> list[Span]:
         else:
             cands += _split_by_script(text, a, b, "foreign_script")
     if P.words is not None:
-        cands += [Span(m.start(), m.end(), m.group(), "Han", "foreign_word") for m in P.words.finditer(text)]
+        cands += [Span(m.start(), m.end(), m.group(), char_script(m.group()[0]), "foreign_word") for m in P.words.finditer(text)]
     if P.han is not None:
         cands += [Span(m.start(), m.end(), m.group(), "Han", "han_form") for m in P.han.finditer(text)]
     if P.letters is not None:
@@ -266,7 +279,7 @@ def _exclusion(s: Span, ctx: _Context) -> str | None:
     cased = s.script in CASED
     before = text[max(0, s.start - 3) : s.start]
     after = text[s.end : s.end + 2]
-    if cfg.allow_units and cased and n <= 4 and re.search(r"\d[ \u00a0]?[°%/]?$", before):
+    if cfg.allow_units and cased and n <= 4 and _AFTER_NUMBER.search(before):
         return "unit"
     if cfg.allow_acronyms and cased and words and all(
         len(w) <= cfg.acronym_max_letters and (w.isupper() or (w[-1] == "s" and w[:-1].isupper() and len(w) > 2)) for w in words
@@ -281,7 +294,10 @@ def _exclusion(s: Span, ctx: _Context) -> str | None:
         return "identifier"
     if cfg.allow_prompt_terms and ctx.prompt:
         pw = ctx.prompt_words()
-        if (words and all(w.casefold() in pw for w in ctx.P.word.findall(s.text))) or (s.script in UNSPACED and s.text in ctx.prompt):
+        if s.script in UNSPACED:
+            if s.text in ctx.prompt:
+                return "prompt_term"
+        elif words and all(w.casefold() in pw for w in ctx.P.word.findall(s.text)):
             return "prompt_term"
     if cfg.allow_glosses and any(a <= s.start and s.end <= b for a, b in ctx.glosses()):
         return "gloss"
@@ -299,10 +315,11 @@ def _exclusion(s: Span, ctx: _Context) -> str | None:
     return None
 
 
-def _lid_lines(text: str, P: _Patterns, cfg: DetectConfig, det: TextDetection, spans: list[Span]) -> None:
-    """Line counts for the Language Confusion Benchmark, and whole-line leaks (see lid_lines)."""
+def _lid_lines(text: str, lid_text: str, P: _Patterns, cfg: DetectConfig, det: TextDetection, spans: list[Span]) -> None:
+    """Line counts for the Language Confusion Benchmark, and whole-line leaks (see lid_lines).
+    `lid_text` is `text` with code and URLs blanked out (same length)."""
     pos = 0
-    for line in text.split("\n"):
+    for line in lid_text.split("\n"):
         start, pos = pos, pos + len(line) + 1
         n = _n_letters(line)
         if n < cfg.line_min_letters:
@@ -324,7 +341,7 @@ def _lid_lines(text: str, P: _Patterns, cfg: DetectConfig, det: TextDetection, s
             and 2 * len(P.foreign.findall(line)) < n
         ):
             # Trim to the letters: the leak is the sentence, not its list marker or final 。
-            m = re.search(f"[{_ALL_LETTERS}].*[{_ALL_LETTERS}]", line)
+            m = _LETTER_SPAN.search(line)
             if m:
                 a, b = start + m.start(), start + m.end()
                 spans.append(Span(a, b, text[a:b], char_script(text[a]), "lid_line", label, score))
@@ -342,7 +359,7 @@ def detect_text(text: str, lang: str, prompt: str | None = None, config: DetectC
     for a, b, _ in sorted(ctx.protected, reverse=True):
         lid_text = lid_text[:a] + " " * (b - a) + lid_text[b:]
     line_spans: list[Span] = []
-    _lid_lines(lid_text, P, cfg, det, line_spans)
+    _lid_lines(text, lid_text, P, cfg, det, line_spans)
     cands = _candidates(text, P)
     for s in cands:
         if any(l.start <= s.start and s.end <= l.end for l in line_spans):
@@ -412,104 +429,101 @@ class _Writer:
 _COLUMNS = ["prompt_id", "sample", "lang", "prompt", "token_ids", "text", "model", "role"]
 
 
+def _problem(r: dict[str, Any]) -> tuple[str, str] | None:
+    """(field, reason) when a generations row cannot be processed."""
+    for f in ("prompt_id", "sample", "lang", "text"):
+        if r[f] is None:
+            return f, f"{f} is null"
+    try:
+        get_profile(r["lang"])
+    except ValueError as e:
+        return "lang", str(e)
+    return None
+
+
+def _token_spans(det: TextDetection, text: str, ids: list[int], tok: Any) -> tuple[list[tuple[int | None, int | None]], bool]:
+    """Token span of each leak, and whether `text` differed from the decode of `ids` (then char
+    offsets are mapped through an alignment of the two)."""
+    decoded, offsets = decode_with_offsets(tok, ids)
+    remap = _offset_mapper(text, decoded) if decoded != text else None
+    spans = [token_span(offsets, remap(s.start, False), remap(s.end, True)) if remap else token_span(offsets, s.start, s.end)
+             for s in det.spans]
+    return spans, remap is not None
+
+
 def run(config: DetectConfig, generations: Path, out_dir: Path, force: bool = False) -> StageResult:
     """generations.parquet -> leaks.parquet (one row per leak), detections.parquet (one row per
-    response), rejects.parquet (rows without a usable lang or text)."""
+    response), rejects.parquet (rows with a null field or an unknown lang)."""
     generations = Path(generations)
     inputs = {"generations": generations, "tokenizer": config.tokenizer}
 
-    def body(out: Path) -> Counts:
-        from transformers import AutoTokenizer
+    cache: dict[str, Any] = {}
 
+    def tokenizer(name: str) -> Any:
+        """Loaded on the first leak, so an all-clean file needs no tokenizer."""
+        if name not in cache:
+            from transformers import AutoTokenizer
+
+            try:
+                cache[name] = AutoTokenizer.from_pretrained(name, trust_remote_code=config.trust_remote_code)
+            except Exception as e:  # noqa: BLE001 - whatever the loader raises, the fix is the same
+                raise StageError(f"{generations}: cannot load tokenizer {name!r} (set detect.tokenizer): {e}") from e
+        return cache[name]
+
+    def body(out: Path) -> Counts:
         require_columns(generations, pa.schema([GENERATIONS.field(c) for c in _COLUMNS]))
         rejects = Rejects("detect")
-        tokenizers: dict[str, Any] = {}
-        kept_rules: Counter[str] = Counter()
-        dropped_rules: Counter[str] = Counter()
-        verdicts: Counter[str] = Counter()
-        langs_ok: dict[str, str | None] = {}
-        n_in = mismatched = 0
-        n_bytes = 0
+        rules, dropped, verdicts = Counter[str](), Counter[str](), Counter[str]()
+        n_in = n_chars = mismatched = 0
         leaks_w, dets_w = _Writer(out / "leaks.parquet", LEAKS), _Writer(out / "detections.parquet", DETECTIONS)
         pf = pq.ParquetFile(generations)
-        bar = tqdm(total=pf.metadata.num_rows, desc="detect", unit="resp", disable=None)
-        try:
+        with tqdm(total=pf.metadata.num_rows, desc="detect", unit="resp", disable=None) as bar:
             for batch in pf.iter_batches(batch_size=config.batch_size, columns=_COLUMNS):
+                # token ids become Python lists only for responses with leaks
                 cols = {c: batch.column(c).to_pylist() for c in _COLUMNS if c != "token_ids"}
                 ids_col = batch.column("token_ids")
                 n_tok = pc.fill_null(pc.list_value_length(ids_col), 0).to_pylist()
                 leaks, dets = [], []
                 for i in range(batch.num_rows):
-                    row = n_in
-                    n_in += 1
-                    r = {c: cols[c][i] for c in cols}
+                    r = {c: v[i] for c, v in cols.items()}
                     key = {"prompt_id": r["prompt_id"], "sample": r["sample"], "lang": r["lang"]}
-                    if r["lang"] not in langs_ok:
-                        try:
-                            get_profile(r["lang"])
-                            langs_ok[r["lang"]] = None
-                        except ValueError as e:
-                            langs_ok[r["lang"]] = str(e)
-                    problem = next(
-                        ((f, why) for f, why in (
-                            ("prompt_id", "prompt_id is null" if r["prompt_id"] is None else None),
-                            ("sample", "sample is null" if r["sample"] is None else None),
-                            ("lang", langs_ok[r["lang"]]),
-                            ("text", "text is null" if r["text"] is None else None),
-                        ) if why),
-                        None,
-                    )
-                    if problem:
-                        rejects.add(generations, row, problem[1], problem[0], payload=key)
+                    n_in += 1
+                    if (problem := _problem(r)) is not None:
+                        rejects.add(generations, n_in - 1, problem[1], problem[0], payload=key)
                         continue
                     text = r["text"]
-                    n_bytes += len(text)
+                    n_chars += len(text)
                     det = detect_text(text, r["lang"], r["prompt"], config)
-                    offsets: list[tuple[int, int]] = []
-                    remap = None
+                    tspans: list[tuple[int | None, int | None]] = [(None, None)] * len(det.spans)
                     if det.spans and n_tok[i]:
-                        name = config.tokenizer or r["model"]
-                        if name not in tokenizers:
-                            try:
-                                tokenizers[name] = AutoTokenizer.from_pretrained(name, trust_remote_code=config.trust_remote_code)
-                            except Exception as e:  # noqa: BLE001 - any loader failure means the same thing
-                                raise StageError(f"{generations}: cannot load tokenizer {name!r} (set detect.tokenizer): {e}") from e
-                        decoded, offsets = decode_with_offsets(tokenizers[name], ids_col[i].as_py())
-                        if decoded != text:
-                            mismatched += 1
-                            remap = _offset_mapper(text, decoded)
-                    leak_tokens: set[int] = set()
-                    for k, s in enumerate(det.spans):
-                        a, b = (remap(s.start, False), remap(s.end, True)) if remap else (s.start, s.end)
-                        ts, te = token_span(offsets, a, b)
-                        if ts is not None:
-                            leak_tokens.update(range(ts, te))
+                        tspans, differs = _token_spans(det, text, ids_col[i].as_py(), tokenizer(config.tokenizer or r["model"]))
+                        mismatched += differs
+                    for k, (s, (ts, te)) in enumerate(zip(det.spans, tspans)):
                         leaks.append({**key, "leak_idx": k, "char_start": s.start, "char_end": s.end, "token_start": ts,
                                       "token_end": te, "text": s.text, "script": s.script, "lid_label": s.lid_label,
                                       "lid_score": s.lid_score, "rule": s.rule})
-                    kept_rules.update(s.rule for s in det.spans)
-                    dropped_rules.update(s.rule for s in det.dropped)
-                    verdicts[det.verdict] += 1
+                    n_leak_tokens = len({t for ts, te in tspans if ts is not None for t in range(ts, te)})
                     dets.append({**key, "role": r["role"], "verdict": det.verdict, "n_leaks": len(det.spans),
-                                 "n_leak_tokens": len(leak_tokens), "n_tokens": n_tok[i], "n_chars": len(text),
+                                 "n_leak_tokens": n_leak_tokens, "n_tokens": n_tok[i], "n_chars": len(text),
                                  "n_lines": det.n_lines, "n_lines_wrong": det.n_lines_wrong, "n_words": det.n_words,
                                  "n_words_wrong": det.n_words_wrong})
+                    rules.update(s.rule for s in det.spans)
+                    dropped.update(s.rule for s in det.dropped)
+                    verdicts[det.verdict] += 1
                 leaks_w.write(leaks)
                 dets_w.write(dets)
                 bar.update(batch.num_rows)
-        finally:
-            bar.close()
         n_leaks, n_out = leaks_w.close(), dets_w.close()
         rejects.write(out)
-        log.info("detect: %d responses %s; %d leaks by rule %s; dropped %s", n_out, dict(verdicts), n_leaks,
-                 dict(kept_rules), dict(dropped_rules))
+        log.info("detect: %d responses %s; %d leaks by rule %s; dropped by rule %s; %d rejected",
+                 n_out, dict(verdicts), n_leaks, dict(rules), dict(dropped), len(rejects))
         if mismatched:
             log.warning("detect: %d leaked responses whose text differs from the decode of their token ids; "
-                        "token spans were mapped through an alignment", mismatched)
+                        "their token spans were mapped through an alignment", mismatched)
         return Counts(
             rows_in=n_in, rows_out=n_out, rows_rejected=len(rejects), rows_accounted=n_out,
-            extra={"responses": n_out, "leaks": n_leaks, "verdicts": dict(verdicts), "rules": dict(kept_rules),
-                   "dropped": dict(dropped_rules), "text_mismatch": mismatched, "chars": n_bytes},
+            extra={"leaks": n_leaks, "verdicts": dict(verdicts), "rules": dict(rules), "dropped": dict(dropped),
+                   "text_mismatch": mismatched, "chars": n_chars},
         )
 
     return run_stage("detect", config, inputs, out_dir, body, force=force)

@@ -61,9 +61,9 @@ LEAK_PRONE_WORDS = frozenset(
     although though while then thus hence yes no ok okay well first second third next last example for in on at
     of to with by from as if when where which what who how why this that these those it its they we you he she
     is are was were be been not all some many most more very just only still even already often sometimes always
-    never again however finally conclusion summary note important because therefore eventually specifically
-    including namely simply clearly certainly definitely obviously similarly likewise consequently accordingly
-    nevertheless nonetheless regardless besides alternatively ideally typically normally mainly mostly""".split()
+    never again conclusion summary note important eventually specifically including namely simply clearly certainly
+    definitely obviously similarly likewise consequently accordingly nevertheless nonetheless regardless besides
+    alternatively ideally typically normally mainly mostly the a an""".split()
 )
 
 

@@ -116,4 +116,6 @@ def print_summary(metrics_path: Path, metric: str = "response_leak_rate") -> Non
         table.add_column(c)
     for r in rows:
         table.add_row(*r.values())
-    Console().print(table)
+    import sys
+
+    Console(width=None if sys.stdout.isatty() else 120).print(table)

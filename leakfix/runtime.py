@@ -20,6 +20,8 @@ def configure_env(cache_root: Path | None = None) -> None:
     os.environ.setdefault("VLLM_CACHE_ROOT", str(cache / "vllm"))
     os.environ.setdefault("PREFECT_HOME", str(ROOT / ".prefect"))
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    # The ephemeral Prefect server's telemetry heartbeat fights the flow for its SQLite lock.
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if not has_cuda_gpu():
         # vLLM CPU: KV cache size in GiB, and keep no core to itself (≈1.7× throughput on 2 cores).
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")

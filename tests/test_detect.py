@@ -1,6 +1,7 @@
 import json
 
 import polars as pl
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -145,6 +146,17 @@ def test_stage_writes_contracts_token_spans_and_rejects(tmp_path, qwen_tokenizer
     assert rej["row"].to_list() == [2] and rej["field"].to_list() == ["lang"] and "unknown language" in rej["reason"][0]
     again = detect.run(cfg, tmp_path / "g.parquet", tmp_path / "d")
     assert again.skipped and (again.rows_in, again.rows_out, again.rows_rejected) == (5, 4, 1)
+
+
+def test_stage_rejects_null_text_and_needs_no_tokenizer_when_clean(tmp_path, qwen_tokenizer):
+    rows = [_gen(qwen_tokenizer, "a", "ja", "きれいな文です。"), _gen(qwen_tokenizer, "b", "ja", "x")]
+    rows[1]["text"] = None
+    schema = pa.schema([f.with_nullable(True) for f in GENERATIONS])  # a producer that broke the contract
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp_path / "g.parquet")
+    res = detect.run(DetectConfig(tokenizer="/nonexistent"), tmp_path / "g.parquet", tmp_path / "d")
+    assert (res.rows_in, res.rows_out, res.rows_rejected) == (2, 1, 1) and res.extra["leaks"] == 0
+    rej = pl.read_parquet(tmp_path / "d" / "rejects.parquet").row(0, named=True)
+    assert (rej["row"], rej["field"], rej["reason"]) == (1, "text", "text is null")
 
 
 def test_detect_text_file(tmp_path):
