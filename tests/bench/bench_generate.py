@@ -12,17 +12,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from leakfix.runtime import ROOT, configure_env
+from leakfix.runtime import ROOT, configure_env, has_cuda_gpu
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--model", default=None, help="model folder (default: the testbed, built if missing)")
     ap.add_argument("--prompts", type=Path, default=ROOT / "data/prompts/testbed.jsonl")
-    ap.add_argument("--n-prompts", type=int, default=128)
+    ap.add_argument("--n-prompts", type=int, default=96)
     ap.add_argument("--n", type=int, default=4, help="samples per prompt")
     ap.add_argument("--max-tokens", type=int, default=96)
-    ap.add_argument("--hf-prompts", type=int, default=32, help="HF generate is slow: fewer prompts")
+    ap.add_argument("--hf-prompts", type=int, default=24, help="HF generate is slow: fewer prompts")
     a = ap.parse_args()
     configure_env()
 
@@ -44,7 +44,7 @@ def main() -> None:
     sub = tempfile.mkdtemp(prefix="bench-gen-")
     pfile = Path(sub) / "prompts.jsonl"
     pfile.write_text("".join(f'{{"id": "{p.id}", "lang": "{p.lang}", "prompt": {__import__("json").dumps(p.prompt, ensure_ascii=False)}}}\n' for p in prompts), encoding="utf-8")
-    sampling = SamplingConfig(n=a.n, temperature=0.8, top_p=0.95, max_tokens=a.max_tokens, seed=0, logprobs=5)
+    sampling = SamplingConfig(n=a.n, temperature=0.8, top_k=50, max_tokens=a.max_tokens, seed=0, logprobs=5)
     engine = EngineConfig(backend="vllm", dtype="float32", max_model_len=512, enforce_eager=True)
     results = []
 
@@ -56,7 +56,9 @@ def main() -> None:
     start_s = time.perf_counter() - t0
     llm.generate(reqs[:8], SamplingParams(max_tokens=8), use_tqdm=False)  # warm-up, like the engine's own
     for lp in (None, 5):
-        params = [SamplingParams(n=a.n, temperature=0.8, top_p=0.95, max_tokens=a.max_tokens, seed=request_seed(0, p.id), logprobs=lp) for p in prompts]
+        # Per-request seeds exactly where the leakfix backend uses them (GPU; see vllm_backend.py).
+        params = [SamplingParams(n=a.n, temperature=0.8, top_k=50, max_tokens=a.max_tokens, logprobs=lp,
+                                 seed=request_seed(0, p.id) if has_cuda_gpu() else None) for p in prompts]
         t0 = time.perf_counter()
         outs = llm.generate(reqs, params, use_tqdm=False)
         dt = time.perf_counter() - t0
@@ -87,7 +89,7 @@ def main() -> None:
         table.add_column(c, justify="right" if c != "path" else "left")
     for name, n, toks, st, dt in results:
         table.add_row(name, str(n), str(toks), f"{st:.1f}", f"{dt:.1f}", f"{toks / dt:.0f}", f"{toks / dt / bare:.2f}")
-    Console().print(table)
+    Console(width=160).print(table)
     lf = results[2][2] / results[2][4]
     print(f"ratio leakfix/bare vLLM: {lf / bare:.2f} (same work incl. logprobs: {lf / (results[1][2] / results[1][4]):.2f}); "
           f"bare vLLM/HF: {bare / (results[3][2] / results[3][4]):.1f}")
