@@ -70,3 +70,26 @@ def test_sampling_writes_n_samples_with_topk_and_resumes(tmp_path, testbed_model
     # same config again: skipped via the manifest, nothing regenerated
     again = generate.run(generate.GenerateConfig(split="all", engine=EngineConfig(backend="vllm", dtype="float32", max_model_len=512, enforce_eager=True), sampling=s), prompts, testbed_model, tmp_path / "a")
     assert again.skipped
+
+
+def test_killed_generate_resumes_from_its_parts_without_duplicates(tmp_path, testbed_model):
+    """Parts already on disk are kept; only the missing ones are generated again (HF: fast)."""
+    prompts = _prompts(tmp_path, n_per_lang=2)
+    cfg = generate.GenerateConfig(
+        split="all", chunk_size=2, engine=EngineConfig(backend="hf", dtype="float32", max_model_len=512),
+        sampling=SamplingConfig(n=2, temperature=0.8, max_tokens=24, logprobs=2),
+    )
+    out = tmp_path / "g"
+    first = generate.run(cfg, prompts, testbed_model, out)
+    parts = sorted((out / "parts").glob("part-*.parquet"))
+    assert len(parts) == 3 and first.rows_out == 12
+    # Simulate a kill during part 2: no manifest, no final file, part 2 missing.
+    (out / "_manifest.json").unlink()
+    (out / "generations.parquet").unlink()
+    parts[1].unlink()
+    kept = {p.name: p.stat().st_mtime_ns for p in (parts[0], parts[2])}
+    again = generate.run(cfg, prompts, testbed_model, out)
+    assert again.extra["new_tokens"] > 0 and again.rows_out == 12
+    assert {p.name: p.stat().st_mtime_ns for p in (parts[0], parts[2])} == kept
+    df = pl.read_parquet(out / "generations.parquet")
+    assert df.select("prompt_id", "sample").is_unique().all() and df.height == 12
