@@ -135,10 +135,10 @@ def diagnostics(net: nn.Module, examples: list[dict], batch_size: int, tokenizer
         pb.append(set_prob(lp, b["bad"]))
         pg.append(set_prob(lp, b["good"]))
         if verbose and tokenizer is not None:
-            for j in range(logits.shape[0]):
+            for j, (row, col) in enumerate(zip(b["rows"].tolist(), b["cols"].tolist())):
                 top = lp[j].topk(5)
                 cands = ", ".join(f"{tokenizer.decode([t])!r} {p:.1%}" for t, p in zip(top.indices.tolist(), top.values.exp().tolist()))
-                log.info("  position %d: top-5 %s", len(pb) * batch_size + j, cands)
+                log.info("  record %d, logit column %d: top-5 %s", i + row, col, cands)
     net.train()
     if not pb:
         return float("nan"), float("nan")

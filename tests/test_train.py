@@ -82,3 +82,19 @@ def test_leakfix_objective_tethers_to_the_base(tmp_path, tiny_model):
     log = pl.read_parquet(tmp_path / "t" / "train_log.parquet")
     assert (log["kl"] >= 0).all() and log["kl"][-1] > 0 and log["loss_tether"][-1] > 0
     assert res.extra["p_bad_post"] < res.extra["p_bad_pre"]
+
+
+def test_verbose_diagnostics_name_the_top5_per_position(tmp_path, tiny_model, caplog):
+    import logging
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from leakfix.artifacts import Rejects
+
+    lm = AutoModelForCausalLM.from_pretrained(tiny_model, dtype=torch.float32)
+    ex = train.load_examples(_records(tmp_path), train.TrainConfig(), Rejects("train"))
+    with caplog.at_level(logging.INFO, logger="leakfix.train"):
+        p_bad, p_good = train.diagnostics(train.PositionLogits(lm), ex, 4, AutoTokenizer.from_pretrained(tiny_model), verbose=True)
+    lines = [r.getMessage() for r in caplog.records if "top-5" in r.getMessage()]
+    assert len(lines) == sum(len(e["cols"]) for e in ex) == 16
+    assert 0 < p_bad < 1 and 0 < p_good < 1
